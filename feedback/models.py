@@ -3,8 +3,21 @@ import hashlib
 import json
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+
+def validate_positive(value) -> None:
+    """Strictly greater than zero (MinValueValidator(0) would let 0 through)."""
+    if value is not None and value <= 0:
+        raise ValidationError("Must be greater than 0.", code="positive")
+
+
+def validate_below_one(value) -> None:
+    if value is not None and value >= 1:
+        raise ValidationError("Must be less than 1.", code="below_one")
 
 
 class Project(models.Model):
@@ -14,26 +27,30 @@ class Project(models.Model):
         max_length=500, help_text="Hugging Face hub name or local directory of the starting model."
     )
     labels_per_item = models.PositiveSmallIntegerField(
-        default=1, help_text="Distinct annotators each generation needs."
+        default=1, validators=[MinValueValidator(1)], help_text="Distinct annotators each generation needs."
     )
     annotators_see_others = models.BooleanField(
         default=False, help_text="Whether annotators may read each other's labels."
     )
     lease_minutes = models.PositiveIntegerField(
-        default=10, help_text="How long an item stays reserved for the annotator who took it."
+        default=10, validators=[MinValueValidator(1)], help_text="How long an item stays reserved for the annotator who took it."
     )
     # Generation settings (round k samples from the active checkpoint with these).
-    samples_per_prompt = models.PositiveSmallIntegerField(default=2)
-    max_new_tokens = models.PositiveIntegerField(default=48)
-    temperature = models.FloatField(default=1.0)
-    top_p = models.FloatField(default=0.95)
+    samples_per_prompt = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
+    max_new_tokens = models.PositiveIntegerField(
+        default=48, validators=[MinValueValidator(1), MaxValueValidator(4096)]
+    )
+    temperature = models.FloatField(default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(5.0)])
+    top_p = models.FloatField(default=0.95, validators=[validate_positive, MaxValueValidator(1.0)])
     # Training settings (defaults for a run; a run may override them).
-    beta = models.FloatField(default=0.1)
-    desirable_weight = models.FloatField(default=1.0)
-    undesirable_weight = models.FloatField(default=1.0)
-    learning_rate = models.FloatField(default=5e-6)
-    epochs = models.PositiveSmallIntegerField(default=1)
-    batch_size = models.PositiveSmallIntegerField(default=8)
+    beta = models.FloatField(default=0.1, validators=[validate_positive])
+    desirable_weight = models.FloatField(default=1.0, validators=[validate_positive])
+    undesirable_weight = models.FloatField(default=1.0, validators=[validate_positive])
+    learning_rate = models.FloatField(default=5e-6, validators=[validate_positive, validate_below_one])
+    epochs = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    batch_size = models.PositiveSmallIntegerField(
+        default=8, validators=[MinValueValidator(2)], help_text="At least 2: KTO's KL estimate pairs examples."
+    )
     use_lora = models.BooleanField(default=False)
     auto_activate = models.BooleanField(
         default=False,

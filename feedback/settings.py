@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI files served locally: /api/docs/ works offline
     "feedback",
     "trainer",
 ]
@@ -99,6 +100,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+    # A file, not memory, so a Celery worker process started by a test sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -116,6 +119,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request when it is missing
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -149,15 +153,19 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Binary human feedback on model outputs, and KTO training rounds on it.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Celery. The embedded default is kombu's filesystem transport: no server to install.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_DIR = DATA_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Exchange bindings; kombu would otherwise write them under the current directory.
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "data_folder_in": str(CELERY_BROKER_DIR / "out"),
         "data_folder_out": str(CELERY_BROKER_DIR / "out"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
@@ -168,6 +176,42 @@ else:
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(48 * 3600)))
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Only the playground waits for a task's result; every other task reports through the database.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
+    f"file://{DATA_DIR / 'results'}" if CELERY_BROKER_URL.startswith("filesystem://") else CELERY_BROKER_URL
+)
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    (DATA_DIR / "results").mkdir(parents=True, exist_ok=True)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+# Three queues so a training worker (GPU box) and a generation worker can be run and scaled apart.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "trainer.tasks.train_run": {"queue": "training"},
+    "trainer.tasks.generate_round": {"queue": "generation"},
+    "trainer.tasks.playground_generate": {"queue": "generation"},
+}
+# One task at a time per worker process: a long run must not hold other messages hostage.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Orchestration (trainer/services). See README "Workers".
+# A running training run whose heartbeat is older than this is failed as "worker lost".
+PROSPECT_STALE_RUN_SECONDS = int(os.environ.get("PROSPECT_STALE_RUN_SECONDS", "300"))
+# How often a training worker touches its run's heartbeat while it is alive (also every step).
+PROSPECT_HEARTBEAT_SECONDS = float(os.environ.get("PROSPECT_HEARTBEAT_SECONDS", "10"))
+# A run's step, metrics and heartbeat are written to the database at most this often.
+PROSPECT_PROGRESS_SECONDS = float(os.environ.get("PROSPECT_PROGRESS_SECONDS", "0.5"))
+# Engine device for training and generation: "auto" takes CUDA (bf16) when the worker has a GPU.
+PROSPECT_DEVICE = os.environ.get("PROSPECT_DEVICE", "auto")
+# Processes per training run; above 1 the engine CLI runs under torchrun (one process per GPU).
+PROSPECT_TRAIN_PROCESSES = int(os.environ.get("PROSPECT_TRAIN_PROCESSES", "1"))
+# Smallest number of aggregated examples a run accepts (never fewer than the batch size).
+PROSPECT_MIN_TRAINING_EXAMPLES = int(os.environ.get("PROSPECT_MIN_TRAINING_EXAMPLES", "8"))
+# Prompts sampled per generation batch; generations are written after each batch.
+PROSPECT_GENERATION_BATCH_PROMPTS = int(os.environ.get("PROSPECT_GENERATION_BATCH_PROMPTS", "8"))
+# Seconds the web process waits for a playground completion before answering 504.
+PROSPECT_PLAYGROUND_TIMEOUT = float(os.environ.get("PROSPECT_PLAYGROUND_TIMEOUT", "60"))
 
 # Production hardening, active whenever DEBUG is off (see README "Running in production").
 if not DEBUG:

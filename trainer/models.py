@@ -30,6 +30,10 @@ class TrainingRun(models.Model):
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     task_id = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="Celery worker that claimed the run.")
+    phase = models.CharField(
+        max_length=32, blank=True, help_text="What a running run is doing: loading, reference, training, saving."
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,25 @@
+"""Server-rendered annotator pages. The annotate page is a shell: its script talks to the REST API."""
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, render
+
+from .page_data import home_projects, recent_decisions
+from .permissions import is_project_admin, visible_projects
+from .rendering import render_markdown
+
+
+@login_required
+def home(request):
+    return render(request, "feedback/home.html", {"entries": home_projects(request.user)})
+
+
+@login_required
+def annotate(request, project_id: int):
+    # Non-members get 404, like the API: a project's existence is not revealed to outsiders.
+    project = get_object_or_404(visible_projects(request.user), pk=project_id)
+    context = {
+        "project": project,
+        "is_admin": is_project_admin(request.user, project),
+        "guidelines_html": render_markdown(project.guidelines),
+        "recent": recent_decisions(request.user, project),
+    }
+    return render(request, "feedback/annotate.html", context)
