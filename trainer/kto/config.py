@@ -69,9 +69,9 @@ class TrainConfig:
         need(isinstance(self.seed, int), f"seed must be an integer, got {self.seed!r}")
         need(isinstance(self.lora_r, int) and self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
         need(_is_positive(self.lora_alpha), f"lora_alpha must be positive, got {self.lora_alpha}")
-        need(_is_number(self.lora_dropout) and 0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1)")
+        need(_is_number(self.lora_dropout) and 0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)")
         need(not self.merge_lora or self.lora, "merge_lora only makes sense with lora=True")
-        need(_is_number(self.weight_decay) and self.weight_decay >= 0, f"weight_decay must be >= 0")
+        need(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0")
         need(self.device == "auto" or self.device == "cpu" or str(self.device).startswith("cuda"),
              f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         need(self.reference_batch_size is None or self.reference_batch_size >= 1, "reference_batch_size must be >= 1")
