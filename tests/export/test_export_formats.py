@@ -105,8 +105,8 @@ def test_parquet_kto_text_and_chat_forms(project, annotators, add_item):
 
 
 def test_parquet_is_written_in_row_groups_that_stream_out(project, annotators, add_item, monkeypatch):
-    monkeypatch.setattr(export, "PARQUET_GROUP_ROWS", 2)
-    monkeypatch.setattr(export, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(export.encoders, "PARQUET_GROUP_ROWS", 2)
+    monkeypatch.setattr(export.rows, "CHUNK_ROWS", 3)
     for i in range(7):
         add_item({annotators[0]: i % 2 == 0}, completion=f"c{i}")
     chunks = list(export_stream(project, ExportSpec(format="parquet")))
@@ -117,7 +117,7 @@ def test_parquet_is_written_in_row_groups_that_stream_out(project, annotators, a
 
 
 def test_jsonl_and_csv_stream_in_chunks(project, annotators, add_item, monkeypatch):
-    monkeypatch.setattr(export, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(export.rows, "CHUNK_ROWS", 2)
     for i in range(5):
         add_item({annotators[0]: True}, completion=f"c{i}")
     assert len(list(export_stream(project, ExportSpec(format="jsonl")))) == 3
@@ -139,7 +139,7 @@ def test_abandoning_a_stream_ends_its_transaction(project, annotators, add_item,
     # (a savepoint inside the test's own) must end with it.
     from django.db import connection
 
-    monkeypatch.setattr(export, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(export.rows, "CHUNK_ROWS", 1)
     for i in range(3):
         add_item({annotators[0]: True}, completion=f"c{i}")
     before = list(connection.savepoint_ids)
