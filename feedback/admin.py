@@ -1,6 +1,7 @@
 """Django admin for every model (feedback and trainer), for day-to-day fixes.
 
-Big foreign keys use raw id inputs so change pages stay fast on large projects; the label history
+Big foreign keys use raw id inputs so change pages stay fast on large projects, and list pages
+join what their columns print (Django joins only non-null keys by itself); the label history
 (LabelEvent) is read-only because it is the audit trail.
 """
 from django.contrib import admin
@@ -23,6 +24,7 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ["name", "base_model"]
     list_filter = ["annotators_see_others", "use_lora", "auto_activate"]
     raw_id_fields = ["active_checkpoint"]
+    list_select_related = ["active_checkpoint__project"]
     inlines = [MembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "guidelines", "base_model", "active_checkpoint"]}),
@@ -57,6 +59,7 @@ class RoundAdmin(admin.ModelAdmin):
     list_filter = ["status", "project"]
     search_fields = ["project__name"]
     raw_id_fields = ["project", "checkpoint"]
+    list_select_related = ["project", "checkpoint__project"]
 
 
 @admin.register(Generation)
@@ -65,7 +68,7 @@ class GenerationAdmin(admin.ModelAdmin):
     list_filter = ["source", "round__project", "round__status"]
     search_fields = ["text", "prompt__text"]
     raw_id_fields = ["prompt", "round", "checkpoint"]
-    list_select_related = ["round__project"]
+    list_select_related = ["round__project", "checkpoint__project"]
 
 
 class LabelEventInline(admin.TabularInline):
@@ -95,7 +98,7 @@ class LabelEventAdmin(admin.ModelAdmin):
     list_display = ["id", "at", "action", "annotator", "generation", "label", "desirable"]
     list_filter = ["action", "generation__round__project"]
     search_fields = ["annotator__username", "reason"]
-    list_select_related = ["annotator", "generation"]
+    list_select_related = ["annotator", "generation", "label__annotator"]
     date_hierarchy = "at"
 
     def has_add_permission(self, request):
@@ -130,6 +133,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_filter = ["status", "project"]
     search_fields = ["project__name", "task_id", "error"]
     raw_id_fields = ["project", "created_by", "start_checkpoint"]
+    list_select_related = ["project", "created_by"]
     readonly_fields = ["examples", "metrics", "heartbeat_at", "started_at", "finished_at", "task_id"]
 
 
@@ -139,3 +143,4 @@ class CheckpointAdmin(admin.ModelAdmin):
     list_filter = ["project"]
     search_fields = ["path", "project__name"]
     raw_id_fields = ["project", "parent", "run"]
+    list_select_related = ["project", "run", "parent__project"]

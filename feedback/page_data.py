@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 
 from .models import Label, Membership, Project
-from .permissions import visible_projects
+from .permissions import visible_projects, with_role
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,13 @@ class ProjectEntry:
 
 def home_projects(user) -> list[ProjectEntry]:
     """The user's projects with their role and how many items they have labelled in each."""
-    projects = visible_projects(user).annotate(
+    projects = with_role(visible_projects(user), user).annotate(
         my_labels=Count("prompts__generations__labels", filter=Q(prompts__generations__labels__annotator=user))
     )
-    roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
-    entries = []
-    for project in projects.order_by("name"):
-        role = Membership.Role.ADMIN if user.is_superuser else roles.get(project.pk, Membership.Role.ANNOTATOR)
-        entries.append(ProjectEntry(project=project, role=role, my_labels=project.my_labels))
-    return entries
+    return [
+        ProjectEntry(project=project, role=project.my_role, my_labels=project.my_labels)
+        for project in projects.order_by("name")
+    ]
 
 
 def recent_decisions(user, project: Project, limit: int = 8) -> list[dict]:

@@ -4,6 +4,7 @@ Roles: a superuser can do everything; a project admin manages their project (imp
 training, checkpoints, members); an annotator labels items of the projects they belong to.
 """
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
 
 from .models import Membership, Project
 
@@ -34,3 +35,14 @@ def visible_projects(user):
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def with_role(projects: QuerySet, user) -> QuerySet:
+    """`projects` annotated with `my_role`: what role_in() says for each, in the same query
+    (a list of projects must not ask once per row)."""
+    if not user.is_authenticated:
+        return projects.annotate(my_role=Value(None, output_field=CharField()))
+    if user.is_superuser:
+        return projects.annotate(my_role=Value(Membership.Role.ADMIN, output_field=CharField()))
+    mine = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return projects.annotate(my_role=Subquery(mine))

@@ -2,8 +2,9 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
+from .models import Membership
 from .page_data import home_projects, recent_decisions
-from .permissions import is_project_admin, visible_projects
+from .permissions import visible_projects, with_role
 from .rendering import render_markdown
 
 
@@ -15,10 +16,10 @@ def home(request):
 @login_required
 def annotate(request, project_id: int):
     # Non-members get 404, like the API: a project's existence is not revealed to outsiders.
-    project = get_object_or_404(visible_projects(request.user), pk=project_id)
+    project = get_object_or_404(with_role(visible_projects(request.user), request.user), pk=project_id)
     context = {
         "project": project,
-        "is_admin": is_project_admin(request.user, project),
+        "is_admin": project.my_role == Membership.Role.ADMIN,
         "guidelines_html": render_markdown(project.guidelines),
         "recent": recent_decisions(request.user, project),
     }

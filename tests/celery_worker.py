@@ -1,8 +1,13 @@
 """A real Celery worker for tests: a subprocess on the configured broker and the TEST database.
 
-Usage in a test module (pytest_plugins only works in the root conftest, so import the fixtures):
+Usage (pytest_plugins only works in the root conftest, so the folder's conftest.py imports the
+fixtures, and a test module imports only the helpers it calls):
 
-    from celery_worker import real_worker, start_worker, wait_until  # noqa: F401
+    # conftest.py
+    from celery_worker import real_worker, start_worker  # noqa: F401
+
+    # test_something.py
+    from celery_worker import wait_until
 
     @pytest.mark.worker
     @pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ from feedback.models import Label, Project, Round
 from trainer.charts import Chart, rate_chart, run_charts
 from trainer.models import Checkpoint, TrainingRun
 from trainer.services.rounds import rounds_with_counts
-from trainer.services.runs import FINISHED, eta_seconds
+from trainer.services.runs import FINISHED, checkpoint_of, eta_seconds, example_counts
 
 RUNS_SHOWN = 20
 REASONS_SHOWN = 10
@@ -90,9 +90,9 @@ class RunView:
     def eta(self) -> str:
         return format_seconds(eta_seconds(self.run))
 
-    @cached_property
+    @property
     def checkpoint(self) -> Checkpoint | None:
-        return Checkpoint.objects.filter(run=self.run).first()
+        return checkpoint_of(self.run)
 
     @cached_property
     def examples(self) -> dict:
@@ -101,13 +101,13 @@ class RunView:
             return {"total": summary["examples"], "desirable": summary["desirable"],
                     "undesirable": summary["undesirable"]}
         examples = TrainingRun.objects.filter(pk=self.run.pk).values_list("examples", flat=True).first() or []
-        desirable = sum(1 for example in examples if example.get("desirable"))
-        return {"total": len(examples), "desirable": desirable, "undesirable": len(examples) - desirable}
+        return example_counts(examples)
 
 
 def _runs(project: Project):
     # The snapshot is deferred: see RunView.
-    return TrainingRun.objects.filter(project=project).select_related("created_by").defer("examples").order_by("-id")
+    return (TrainingRun.objects.filter(project=project).select_related("created_by", "checkpoint")
+            .defer("examples").order_by("-id"))
 
 
 def recent_runs(project: Project, limit: int = RUNS_SHOWN) -> list[RunView]:
@@ -144,9 +144,7 @@ class LineageNode:
 def checkpoint_lineage(project: Project) -> list[LineageNode]:
     """Checkpoints in tree order (each parent before its children, oldest first), with depth,
     so the template can indent them without recursion. Roots start from the base model."""
-    checkpoints = list(
-        Checkpoint.objects.filter(project=project).select_related("run").order_by("id")
-    )
+    checkpoints = list(Checkpoint.objects.filter(project=project).order_by("id"))
     by_parent: dict[int | None, list[Checkpoint]] = {}
     known = {c.pk for c in checkpoints}
     for checkpoint in checkpoints:

@@ -17,6 +17,7 @@ from feedback.services.agreement import agreement_summary
 from feedback.services.errors import ServiceError as FeedbackServiceError
 from feedback.services.imports import import_file
 from trainer import dashboard
+from trainer.api.access import admin_object
 from trainer.models import Checkpoint, TrainingRun
 from trainer.services import checkpoints, playground, rounds, runs
 from trainer.services.errors import InvalidRequest, ServiceError
@@ -32,13 +33,6 @@ def _admin_project(request, project_id: int) -> Project:
     if not is_project_admin(request.user, project):
         raise PermissionDenied("Only project admins can open the project page.")
     return project
-
-
-def _admin_object(request, queryset, pk: int):
-    obj = get_object_or_404(queryset.filter(project__in=visible_projects(request.user)), pk=pk)
-    if not is_project_admin(request.user, obj.project):
-        raise PermissionDenied("Only project admins can manage training runs and checkpoints.")
-    return obj
 
 
 def error_messages(detail) -> list[str]:
@@ -57,6 +51,7 @@ def _render_project(request, project, *, errors=None, run_values=None, status=20
     rows = dashboard.round_rows(project)
     context = {
         "project": project,
+        "prompt_count": project.prompts.count(),
         "round_rows": rows,
         "rate_chart": dashboard.rate_history(rows),
         "runs": dashboard.recent_runs(project),
@@ -96,14 +91,8 @@ def _ids(values) -> list[int]:
 @require_POST
 def open_round(request, project_id: int):
     project = _admin_project(request, project_id)
-    raw = request.POST.get("prompt_limit", "").strip()
-    limit = None
-    if raw:
-        try:
-            limit = int(raw)
-        except ValueError:
-            limit = raw  # the service names the problem
     try:
+        limit = rounds.parse_prompt_limit(request.POST.get("prompt_limit"))
         round_ = rounds.open_round(project, user=request.user, prompt_limit=limit)
     except ServiceError as exc:
         return _render_project(request, project, errors={"round": error_messages(exc.detail)}, status=exc.status_code)
@@ -140,13 +129,13 @@ def start_run(request, project_id: int):
 @login_required
 @require_POST
 def cancel_run(request, run_id: int):
-    run = _admin_object(request, TrainingRun.objects.select_related("project"), run_id)
+    run = admin_object(request, TrainingRun.objects.select_related("project"), run_id)
     try:
         runs.cancel_run(run)
     except ServiceError as exc:
         return _render_project(request, run.project, errors={"runs": error_messages(exc.detail)},
                                status=exc.status_code)
-    messages.success(request, f"Run {run.pk}: cancel requested." if run.status == "running"
+    messages.success(request, f"Run {run.pk}: cancel requested." if run.status == TrainingRun.Status.RUNNING
                      else f"Run {run.pk} cancelled.")
     return redirect(_page_url(run.project))
 
@@ -154,7 +143,7 @@ def cancel_run(request, run_id: int):
 @login_required
 @require_POST
 def activate_checkpoint(request, checkpoint_id: int):
-    checkpoint = _admin_object(request, Checkpoint.objects.select_related("project"), checkpoint_id)
+    checkpoint = admin_object(request, Checkpoint.objects.select_related("project"), checkpoint_id)
     try:
         checkpoints.activate(checkpoint, user=request.user)
     except ServiceError as exc:

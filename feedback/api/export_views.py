@@ -4,12 +4,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback.api.access import project_for
+from feedback.api.errors import ServiceErrorsMixin
 from feedback.services.export import (
-    CONTENT_TYPES, FORMATS, VIEWS, ExportError, export_filename, export_stream, parse_export_params,
+    CONTENT_TYPES, FORMATS, VIEWS, export_filename, export_stream, parse_export_params,
 )
 
 
@@ -53,15 +53,12 @@ def _parameter(name, description, type_=str, many=False, enum=None):
         404: OpenApiResponse(description="No such project visible to you."),
     },
 )
-class ExportView(APIView):
+class ExportView(ServiceErrorsMixin, APIView):
     content_negotiation_class = JSONErrorsOnly
 
     def get(self, request, project_id: int):
         project = project_for(request.user, project_id, admin=True)  # 404 unseen, 403 not admin
-        try:
-            spec = parse_export_params(project, request.query_params)
-        except ExportError as error:
-            return Response({"detail": error.message, "field": error.field}, status=400)
+        spec = parse_export_params(project, request.query_params)  # ExportError: a 400 naming the field
         response = StreamingHttpResponse(export_stream(project, spec), content_type=CONTENT_TYPES[spec.format])
         response["Content-Disposition"] = f'attachment; filename="{export_filename(project, spec)}"'
         response["Cache-Control"] = "no-store"

@@ -24,6 +24,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "active_checkpoint", "created_at"]
 
     def get_role(self, project) -> str | None:
+        if hasattr(project, "my_role"):  # lists annotate it (permissions.with_role) instead of a query per row
+            return project.my_role
         return role_in(self.context["request"].user, project)
 
 

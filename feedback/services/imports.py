@@ -26,6 +26,7 @@ from feedback.models import Generation, Label, LabelEvent, Project, Prompt, Roun
 
 from .import_formats import ImportFileError, format_for, read_rows
 from .limits import COMPLETION_MAX_CHARS, PROMPT_MAX_CHARS, PROMPT_MAX_MESSAGES, REASON_MAX_CHARS, ROLE_MAX_CHARS
+from .queue import SERVED_ROUND_STATUSES
 
 KNOWN_FIELDS = {"prompt", "completion", "label", "desirable", "reason", "chosen", "rejected"}
 CHUNK_ROWS = 2000
@@ -164,7 +165,7 @@ def parse_row(line: int, row: dict) -> ImportRecord:
 def _target_round(project: Project) -> Round:
     """The project's latest round; a new one when there is none or the latest takes no labels."""
     latest = Round.objects.filter(project=project).order_by("-number").first()
-    if latest is not None and latest.status in (Round.Status.OPEN, Round.Status.GENERATING):
+    if latest is not None and latest.status in SERVED_ROUND_STATUSES:
         return latest
     number = 1 if latest is None else latest.number + 1
     return Round.objects.create(project=project, number=number, status=Round.Status.OPEN)

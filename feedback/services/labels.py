@@ -75,7 +75,7 @@ def submit_label(user, generation: Generation, desirable: bool, reason: str = ""
             raise Conflict(
                 f"Round {generation.round.number} is {generation.round.status}; it takes no new labels."
             )
-        if not queue.has_live_lease(user, generation) and not _has_free_place(generation, user, project):
+        if not queue.has_live_lease(user, generation) and not queue.has_room(generation, user, project):
             raise Conflict(
                 f"This item already has the {project.labels_per_item} label(s) it needs "
                 "(or they are reserved); take the next item from the queue."
@@ -86,20 +86,24 @@ def submit_label(user, generation: Generation, desirable: bool, reason: str = ""
         return label, True
 
 
-def _has_free_place(generation: Generation, user, project: Project) -> bool:
-    return queue.available_to(user, project).filter(pk=generation.pk).exists()
-
-
 def _own(user, label: Label) -> None:
     if label.annotator_id != user.pk:
         raise Forbidden("You can only change your own labels.")
+
+
+def _locked_label(label: Label) -> Label:
+    """The label's row, locked; NotFound when a concurrent undo or delete removed it."""
+    locked = Label.objects.select_for_update().filter(pk=label.pk).first()
+    if locked is None:
+        raise NotFound("That label no longer exists.")
+    return locked
 
 
 def edit_label(user, label: Label, *, desirable: bool | None = None, reason: str | None = None) -> Label:
     """Change the caller's own label; fields left as None keep their value."""
     _own(user, label)
     with transaction.atomic():
-        label = Label.objects.select_for_update().get(pk=label.pk)
+        label = _locked_label(label)
         return _update(
             label,
             label.desirable if desirable is None else desirable,
@@ -111,6 +115,7 @@ def delete_label(user, label: Label) -> None:
     """Remove the caller's own label; the item goes back to the pool."""
     _own(user, label)
     with transaction.atomic():
+        label = _locked_label(label)
         _record(label, LabelEvent.Action.DELETED)
         label.delete()
 

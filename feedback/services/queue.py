@@ -91,8 +91,10 @@ def _held_lease(user, project: Project, now, exclude) -> Assignment | None:
     )
 
 
-def _has_room(generation: Generation, user, project: Project, now) -> bool:
-    """The authoritative check, run while the generation row is locked."""
+def has_room(generation: Generation, user, project: Project, now=None) -> bool:
+    """The authoritative check that `user` may add a label to `generation`, run while the
+    generation row is locked (by a claim here, by label submission in services/labels.py)."""
+    now = now or timezone.now()
     if Label.objects.filter(generation=generation, annotator=user).exists():
         return False
     labels = Label.objects.filter(generation=generation).count()
@@ -136,7 +138,7 @@ def next_item(user, project: Project, *, exclude=()) -> Generation | None:
                 locked = list(Generation.objects.filter(pk=candidate_ids[0]).select_for_update())
             locked.sort(key=lambda generation: candidate_ids.index(generation.pk))
             for generation in locked:
-                if _has_room(generation, user, project, now):
+                if has_room(generation, user, project, now):
                     lease(generation, user, project)
                     return Generation.objects.select_related("round", "prompt").get(pk=generation.pk)
                 tried.add(generation.pk)

@@ -1,6 +1,7 @@
 """Selectors for project statistics: counts per round, desirable rates, the caller's progress,
 and (for admins) per-annotator counts plus the agreement figures of services/agreement.py."""
-from django.db.models import Count, Max, Q
+from django.db import connection
+from django.db.models import Count, F, Max, Q
 
 from feedback.models import Generation, Label, Project, Prompt
 
@@ -12,27 +13,51 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def _label_counts_per_round(project: Project) -> dict[int, tuple[int, int, int, int]]:
+    """Per round id: (labelled generations, complete generations, labels, desirable labels), from
+    one GROUP BY generation wrapped in a GROUP BY round: a fixed number of queries however many
+    rounds there are."""
+    per_generation = (
+        Label.objects.filter(generation__round__project=project)
+        .values("generation_id")
+        .annotate(round_id=F("generation__round_id"), n=Count("pk"), d=Count("pk", filter=Q(desirable=True)))
+        .order_by()
+    )
+    inner, params = per_generation.query.sql_with_params()
+    sql = (
+        "SELECT round_id, COUNT(*), SUM(CASE WHEN n >= %s THEN 1 ELSE 0 END), SUM(n), SUM(d) "
+        f"FROM ({inner}) AS items GROUP BY round_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.labels_per_item, *params])
+        # int(): PostgreSQL sums integers as numeric (Decimal).
+        return {row[0]: tuple(int(value) for value in row[1:]) for row in cursor.fetchall()}
+
+
 def round_counts(project: Project, *, with_rates: bool) -> list[dict]:
     """One entry per round, oldest first. `labelled` counts generations with at least one label,
     `complete` those with the labels they need; both are counted from the label table."""
+    generations = dict(
+        Generation.objects.filter(round__project=project).order_by().values("round_id")
+        .annotate(n=Count("pk")).values_list("round_id", "n")
+    )
+    label_counts = _label_counts_per_round(project)
     rows = []
     for round_ in project.rounds.order_by("number"):
-        labels = Label.objects.filter(generation__round=round_)
-        per_generation = labels.values("generation").annotate(n=Count("pk"))
-        totals = labels.aggregate(total=Count("pk"), desirable=Count("pk", filter=Q(desirable=True)))
+        labelled, complete, total, desirable = label_counts.get(round_.pk, (0, 0, 0, 0))
         row = {
             "id": round_.pk,
             "number": round_.number,
             "status": round_.status,
             "checkpoint": round_.checkpoint_id,
-            "generations": Generation.objects.filter(round=round_).count(),
-            "labelled": per_generation.count(),
-            "complete": per_generation.filter(n__gte=project.labels_per_item).count(),
-            "labels": totals["total"],
+            "generations": generations.get(round_.pk, 0),
+            "labelled": labelled,
+            "complete": complete,
+            "labels": total,
         }
         if with_rates:
-            row["desirable"] = totals["desirable"]
-            row["desirable_rate"] = _rate(totals["desirable"], totals["total"])
+            row["desirable"] = desirable
+            row["desirable_rate"] = _rate(desirable, total)
         rows.append(row)
     return rows
 

@@ -131,6 +131,18 @@ def test_only_own_labels_can_be_edited_or_deleted(project, make_items, annotator
     assert actions(generation) == [("created", True), ("deleted", None)]
 
 
+def test_editing_or_deleting_a_label_removed_meanwhile_is_not_found(project, make_items, annotator):
+    # The page may still hold a label another tab has undone or deleted.
+    (generation,) = make_items(1)
+    label, _ = submit_label(annotator, generation, True)
+    delete_label(annotator, label)
+    with pytest.raises(NotFound):
+        delete_label(annotator, label)
+    with pytest.raises(NotFound):
+        edit_label(annotator, label, desirable=False)
+    assert actions(generation) == [("created", True), ("deleted", None)]
+
+
 def test_undo_in_a_closed_round_is_refused_and_keeps_the_label(project, make_items, annotator):
     (generation,) = make_items(1)
     submit_label(annotator, generation, True)

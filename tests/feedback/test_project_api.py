@@ -115,3 +115,27 @@ def test_superuser_creates_an_account_that_can_log_in(superuser, api_client_for)
 def test_bad_accounts_answer_400(superuser, api_client_for, body, field):
     response = api_client_for(superuser).post("/api/users/", body, format="json")
     assert response.status_code == 400 and field in response.json()
+
+
+def test_project_list_gives_each_role_in_a_fixed_number_of_queries(make_user, api_client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    person = make_user("many")
+    client = api_client_for(person)
+
+    def listed():
+        with CaptureQueriesContext(connection) as queries:
+            rows = client.get("/api/projects/").json()["results"]
+        return {row["name"]: row["role"] for row in rows}, len(queries)
+
+    first = Project.objects.create(name="first")
+    Membership.objects.create(project=first, user=person, role=Membership.Role.ADMIN)
+    roles, one_project_queries = listed()
+    assert roles == {"first": "admin"}
+    for name in ("second", "third"):
+        Membership.objects.create(project=Project.objects.create(name=name), user=person)
+    Project.objects.create(name="not mine")
+    roles, three_project_queries = listed()
+    assert roles == {"first": "admin", "second": "annotator", "third": "annotator"}
+    assert three_project_queries == one_project_queries

@@ -58,3 +58,20 @@ def test_annotators_get_rates_only_when_the_project_shares_labels(project, label
 def test_admin_stats_merge_the_agreement_section(project, labelled, admin_user, api_client_for):
     body = api_client_for(admin_user).get(f"/api/projects/{project.pk}/stats/").json()
     assert isinstance(body["agreement"], dict)
+
+
+def test_round_counts_take_as_many_queries_for_many_rounds_as_for_two(project, labelled, make_items):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from feedback.services.stats import round_counts
+
+    with CaptureQueriesContext(connection) as two_rounds:
+        round_counts(project, with_rates=True)
+    make_items(2, number=3)
+    make_items(1, number=4, prefix="more")
+    with CaptureQueriesContext(connection) as four_rounds:
+        rows = round_counts(project, with_rates=True)
+    assert [(row["number"], row["generations"], row["labels"], row["desirable_rate"]) for row in rows[2:]] == [
+        (3, 2, 0, None), (4, 1, 0, None)]
+    assert len(four_rounds) == len(two_rounds)

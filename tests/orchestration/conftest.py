@@ -1,5 +1,6 @@
 """Fixtures for the orchestration tests: the tiny model, a project on it, labelled rounds."""
 import pytest
+from celery_worker import real_worker, start_worker  # noqa: F401  (fixtures of the worker tests)
 
 
 @pytest.fixture(scope="session")

@@ -113,11 +113,13 @@ def test_rounds_list_counts(project, admin_user, api_client_for):
     assert (listed[0]["generations"], listed[0]["labels"], listed[0]["desirable_labels"]) == (2, 1, 1)
 
 
-def test_open_round_bad_limit_is_a_400(project, admin_user, api_client_for):
+@pytest.mark.parametrize("limit", ["many", 2.5, True, 0])
+def test_open_round_bad_limit_is_a_400(project, admin_user, api_client_for, limit):
     make_round(project)
-    response = api_client_for(admin_user).post(f"/api/projects/{project.pk}/rounds/", {"prompt_limit": "many"},
+    response = api_client_for(admin_user).post(f"/api/projects/{project.pk}/rounds/", {"prompt_limit": limit},
                                                format="json")
     assert response.status_code == 400 and "prompt_limit" in response.json()
+    assert project.rounds.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

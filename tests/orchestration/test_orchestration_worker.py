@@ -1,7 +1,7 @@
 """The loop on a REAL Celery worker (subprocess) and the configured broker: Redis in CI, kombu's
 filesystem transport locally. The worker reads and writes the test database."""
 import pytest
-from celery_worker import real_worker, start_worker, wait_until  # noqa: F401
+from celery_worker import wait_until
 from orchestration_helpers import label_round
 
 from feedback.models import Generation, Round

@@ -2,7 +2,6 @@
 from io import StringIO
 
 import pytest
-from celery_worker import real_worker, start_worker  # noqa: F401  (fixtures)
 from django.core.management import CommandError, call_command
 
 from feedback.models import Generation, Label, Project, Prompt, Round

@@ -61,14 +61,7 @@ class ProjectRoundsView(ServiceView):
     )
     def post(self, request, project_id: int):
         project = access.admin_project(request, project_id)
-        limit = body_dict(request).get("prompt_limit")
-        if limit in ("", None):
-            limit = None
-        else:
-            try:
-                limit = int(limit)
-            except (TypeError, ValueError):
-                return Response({"prompt_limit": ["must be a whole number of at least 1"]}, status=400)
+        limit = rounds.parse_prompt_limit(body_dict(request).get("prompt_limit"))
         round_ = rounds.open_round(project, user=request.user, prompt_limit=limit)
         return Response(rounds.round_summary(round_), status=status.HTTP_201_CREATED)
 
@@ -78,7 +71,7 @@ class ProjectTrainingRunsView(ServiceView):
     def get(self, request, project_id: int):
         project = access.admin_project(request, project_id)
         runs.fail_stale_runs()
-        queryset = project.training_runs.select_related("created_by").order_by("-id")
+        queryset = project.training_runs.select_related("created_by", "checkpoint").order_by("-id")
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response([runs.run_status(run) for run in page])
 

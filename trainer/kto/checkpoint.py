@@ -35,7 +35,9 @@ def publish(staging: Path, out: Path) -> Path:
     for path in staging.rglob("*"):
         if path.is_file():
             _fsync(path)
-    os.rename(staging, out)  # fails rather than merging if ``out`` appeared meanwhile
+    # os.rename would silently replace an empty directory that appeared during training.
+    check_out_free(out)
+    os.rename(staging, out)  # fails rather than merging if a non-empty ``out`` appeared meanwhile
     _fsync(out.parent)
     return out
 

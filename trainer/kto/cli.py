@@ -47,12 +47,11 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    hints = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     for field in dataclasses.fields(TrainConfig):
         if field.name in ("model", "out"):
             continue
         flag = "--" + field.name.replace("_", "-")
-        hint = str(hints[field.name])
+        hint = str(field.type)  # a string: config.py uses postponed annotations
         if hint == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
         else:
@@ -74,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("tiny", help="build the deterministic offline tiny model")
     tiny.add_argument("--out", required=True)
 
-    sample = commands.add_parser("generate", help="sample completions for prompts (one per line, or JSONL)")
+    sample = commands.add_parser("generate", help="sample completions for prompts (a text file, one per line)")
     sample.add_argument("--model", required=True)
     sample.add_argument("--prompts", required=True, help="text file, one prompt per line")
     sample.add_argument("-n", type=int, default=1)

@@ -37,11 +37,7 @@ class Dist:
         return out
 
     def any(self, flag: bool, device) -> bool:
-        if not self.enabled:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+        return bool(self.max_int(int(flag), device))
 
     def max_int(self, value: int, device) -> int:
         if not self.enabled:

@@ -20,7 +20,7 @@ from . import checkpoint, distributed
 from .config import TrainConfig, balanced_weights
 from .data import Example, collate, epoch_order, kl_pairs, parse_rows, plan_batches, shard, tokenize_rows
 from .logprobs import SequenceLogProbs, check_supported
-from .loss import kto_loss
+from .loss import kl_reference_point, kto_loss
 from .modeling import disable_dropout, is_adapter_dir, load_causal_lm, load_tokenizer, resolve_device
 
 METRIC_KEYS = ("loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins",
@@ -234,9 +234,7 @@ class _Run:
 
             with torch.no_grad(), self.autocast:
                 policy_kl = scorer(mismatched.input_ids, mismatched.attention_mask, mismatched.target_mask)
-            # z0 over the whole global batch: sum of log-ratios across processes over the global count.
-            kl_sum = dist.all_sum((policy_kl - self.ref_kl_logps[index]).sum().reshape(1))
-            z0 = (kl_sum / len(batch)).clamp(min=0).squeeze(0)
+            z0 = kl_reference_point(policy_kl, self.ref_kl_logps[index], all_sum=dist.all_sum)  # global batch
 
             last = number == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not dist.enabled else module.no_sync()
@@ -309,8 +307,6 @@ class _Run:
 
     def _save(self, summary: dict) -> None:
         config, staging = self.config, self.staging
-        if self.out.exists():
-            raise ValueError(f"output directory {self.out} appeared during training; not overwriting it")
         # An adapter trained on top of a merged adapter checkpoint only makes sense merged.
         merge = config.merge_lora or (config.lora and is_adapter_dir(self.model_path))
         checkpoint.save_model(staging, self.policy, self.tokenizer, merge_lora=config.lora and merge)

@@ -38,16 +38,15 @@ def generate(model_path: str | Path, prompts: Sequence[str | list[dict]], *, n: 
     torch.manual_seed(seed)
     if generator_device.type == "cuda":
         torch.cuda.manual_seed_all(seed)
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0
+                else {"do_sample": False, "top_k": None})
     for start in range(0, total, batch_size):
         chunk = jobs[start:start + batch_size]
         batch = tokenizer.pad({"input_ids": [encoded[p] for p, _ in chunk]}, padding=True, return_tensors="pt")
         batch = {key: value.to(generator_device) for key, value in batch.items()}
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-            "do_sample": False}
         with torch.no_grad():
             output = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                    eos_token_id=tokenizer.eos_token_id, top_k=0 if temperature > 0 else None,
-                                    **sampling)
+                                    eos_token_id=tokenizer.eos_token_id, **sampling)
         new_tokens = output[:, batch["input_ids"].shape[1]:]
         for (p, k), tokens in zip(chunk, new_tokens):
             results[p][k] = tokenizer.decode(tokens, skip_special_tokens=True)

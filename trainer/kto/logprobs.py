@@ -76,6 +76,14 @@ def _compute_dtype(tensor: torch.Tensor) -> torch.dtype:
     return tensor.dtype
 
 
+def _projection(weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, rows: int):
+    """Head weight and bias in the compute dtype, plus the reused float32 logits buffer (None unless float32)."""
+    w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
+    buffer = (torch.empty(rows, w.shape[0], dtype=torch.float32, device=weight.device)
+              if dtype == torch.float32 else None)
+    return w, b, buffer
+
+
 def _chunk_logits(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, buffer: torch.Tensor | None) -> torch.Tensor:
     """float32 logits of one chunk, written into ``buffer`` when the compute dtype is float32."""
     if buffer is not None:
@@ -92,9 +100,7 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
         out = torch.empty(count, dtype=torch.float32, device=states.device)
         lse = torch.empty_like(out)
         with torch.autocast(states.device.type, enabled=False):
-            w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
-            buffer = (torch.empty(min(rows_per_chunk, count), w.shape[0], dtype=torch.float32, device=states.device)
-                      if dtype == torch.float32 else None)
+            w, b, buffer = _projection(weight, bias, dtype, min(rows_per_chunk, count))
             for start in range(0, count, rows_per_chunk):
                 stop = min(start + rows_per_chunk, count)
                 logits = _chunk_logits(states[start:stop].to(dtype), w, b, buffer)
@@ -113,9 +119,7 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if need_weight else None
         grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and need_bias else None
         with torch.autocast(states.device.type, enabled=False):
-            w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
-            buffer = (torch.empty(min(step, count), w.shape[0], dtype=torch.float32, device=states.device)
-                      if dtype == torch.float32 else None)
+            w, b, buffer = _projection(weight, bias, dtype, min(step, count))
             for start in range(0, count, step):
                 stop = min(start + step, count)
                 chunk = states[start:stop].to(dtype)

@@ -4,6 +4,7 @@ A pure function of per-example sequence log-probabilities: no model, no data, no
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,9 +18,18 @@ class KTOLossOutput:
     losses: torch.Tensor   # [B]: weighted per-example losses (what ``loss`` averages)
 
 
-def kl_reference_point(policy_kl_logps: torch.Tensor, reference_kl_logps: torch.Tensor) -> torch.Tensor:
-    """z0 for one process: mean log-ratio over the mismatched pairs, clamped at 0, without gradient."""
-    return (policy_kl_logps.detach() - reference_kl_logps.detach()).mean().clamp(min=0)
+def kl_reference_point(policy_kl_logps: torch.Tensor, reference_kl_logps: torch.Tensor,
+                       all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """z0: mean log-ratio over the mismatched pairs, clamped at 0, without gradient.
+
+    With ``all_sum`` (a sum across processes) the mean runs over every process's pairs, so uneven
+    shards weigh each pair equally and every rank gets the same z0.
+    """
+    log_ratio = policy_kl_logps.detach() - reference_kl_logps.detach()
+    if all_sum is None:
+        return log_ratio.mean().clamp(min=0)
+    total, count = all_sum(torch.stack([log_ratio.sum(), log_ratio.new_tensor(log_ratio.numel())]))
+    return (total / count).clamp(min=0)
 
 
 def kto_loss(

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import torch
 
+from .data import collate
+
 BUILD_VERSION = 2
 MARKER = "prospect_tiny.json"
 
@@ -257,18 +259,13 @@ def _pretrain(model, tokenizer, documents: list[list[int]]):
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 40) *
                                                  max(0.05, 1 - step / _STEPS))
-    pad = tokenizer.pad_token_id
     model.train()
     for _ in range(_STEPS):
-        batch = [documents[rng.randrange(len(documents))] for _ in range(_BATCH)]
-        width = max(map(len, batch))
-        ids = torch.full((_BATCH, width), pad, dtype=torch.long)
-        mask = torch.zeros((_BATCH, width), dtype=torch.long)
-        for row, doc in enumerate(batch):
-            ids[row, :len(doc)] = torch.tensor(doc)
-            mask[row, :len(doc)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        # Whole documents are targets: an empty "prompt" makes collate's target mask the attention mask.
+        batch = collate([([], documents[rng.randrange(len(documents))]) for _ in range(_BATCH)],
+                        tokenizer.pad_token_id)
+        labels = batch.input_ids.masked_fill(~batch.target_mask, -100)
+        loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -4,8 +4,6 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from django.db import transaction
-
 from feedback.models import Project
 
 from . import storage
@@ -20,10 +18,8 @@ BLOCK = tarfile.BLOCKSIZE
 def activate(checkpoint, *, user) -> None:
     """Make the checkpoint the one the project's next round generates from and the next run starts
     from. Activating an older checkpoint is the rollback."""
-    if not storage.absolute(checkpoint.path).is_dir():
-        raise Conflict(f"Checkpoint {checkpoint.pk} has no files in checkpoint storage ({checkpoint.path}).")
-    with transaction.atomic():
-        Project.objects.filter(pk=checkpoint.project_id).update(active_checkpoint=checkpoint)
+    _files(checkpoint)
+    Project.objects.filter(pk=checkpoint.project_id).update(active_checkpoint=checkpoint)
     log.info("%s activated checkpoint %s of project %s", user, checkpoint.pk, checkpoint.project_id)
 
 
@@ -47,10 +43,15 @@ def archive_name(checkpoint) -> str:
 def stream_archive(checkpoint) -> Iterator[bytes]:
     """The checkpoint directory as an uncompressed tar, produced file by file and chunk by chunk,
     so a multi-gigabyte model never sits in memory (safetensors barely compress anyway)."""
+    return _tar_stream(_files(checkpoint), Path(archive_name(checkpoint)).stem)
+
+
+def _files(checkpoint) -> Path:
+    """The checkpoint's directory on this machine; Conflict (409) when it is gone."""
     root = storage.absolute(checkpoint.path)
     if not root.is_dir():
         raise Conflict(f"Checkpoint {checkpoint.pk} has no files in checkpoint storage ({checkpoint.path}).")
-    return _tar_stream(root, Path(archive_name(checkpoint)).stem)
+    return root
 
 
 def _tar_stream(root: Path, prefix: str) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from feedback.models import Generation, Project, Prompt, Round
@@ -21,7 +21,23 @@ from .errors import Conflict, InvalidRequest, WorkerUnavailable
 log = logging.getLogger(__name__)
 
 
+PROMPT_LIMIT_ERROR = {"prompt_limit": ["must be a whole number of at least 1, or empty for all prompts"]}
+
+
 # --- web side -----------------------------------------------------------------------------------
+
+def parse_prompt_limit(raw):
+    """A submitted prompt_limit (form string or JSON value) -> what open_round takes: None when
+    blank, an int for a numeric string; any other value is passed on for open_round to check."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise InvalidRequest(PROMPT_LIMIT_ERROR) from None
+    return raw
+
 
 def open_round(project, *, user, prompt_limit: int | None = None) -> Round:
     """Create round k+1 (status "generating") from the active checkpoint and enqueue its generation.
@@ -32,7 +48,7 @@ def open_round(project, *, user, prompt_limit: int | None = None) -> Round:
     """
     if prompt_limit is not None and (isinstance(prompt_limit, bool) or not isinstance(prompt_limit, int)
                                      or prompt_limit < 1):
-        raise InvalidRequest({"prompt_limit": ["must be a whole number of at least 1, or empty for all prompts"]})
+        raise InvalidRequest(PROMPT_LIMIT_ERROR)
     with transaction.atomic():
         # Lock the project row so two admins clicking at once cannot open two rounds.
         project = Project.objects.select_for_update(of=("self",)).select_related("active_checkpoint").get(pk=project.pk)
@@ -101,9 +117,7 @@ def round_summary(round_: Round) -> dict:
 
 
 def rounds_with_counts(project):
-    from django.db.models import Q
-
-    return project.rounds.select_related("checkpoint").annotate(
+    return project.rounds.annotate(
         generation_count=Count("generations", distinct=True),
         label_count=Count("generations__labels", distinct=True),
         desirable_count=Count("generations__labels", filter=Q(generations__labels__desirable=True), distinct=True),

@@ -108,8 +108,7 @@ def cancel_run(run: TrainingRun) -> TrainingRun:
 def run_status(run: TrainingRun, *, history: bool = False) -> dict:
     """What a client shows: status, step/total, ETA, the latest metrics, the error if any."""
     latest = run.metrics[-1] if run.metrics else None
-    desirable = sum(1 for example in run.examples if example.get("desirable"))
-    checkpoint_id = Checkpoint.objects.filter(run=run).values_list("pk", flat=True).first()
+    checkpoint = checkpoint_of(run)
     status = {
         "id": run.pk,
         "project": run.project_id,
@@ -122,9 +121,9 @@ def run_status(run: TrainingRun, *, history: bool = False) -> dict:
         "error": run.error,
         "cancel_requested": run.cancel_requested,
         "start_checkpoint": run.start_checkpoint_id,
-        "checkpoint": checkpoint_id,
+        "checkpoint": checkpoint.pk if checkpoint is not None else None,
         "config": run.config,
-        "examples": {"total": len(run.examples), "desirable": desirable, "undesirable": len(run.examples) - desirable},
+        "examples": example_counts(run.examples),
         "created_by": run.created_by.get_username() if run.created_by_id else None,
         "created_at": run.created_at,
         "started_at": run.started_at,
@@ -134,6 +133,20 @@ def run_status(run: TrainingRun, *, history: bool = False) -> dict:
     if history:
         status["metrics"] = run.metrics
     return status
+
+
+def checkpoint_of(run: TrainingRun) -> Checkpoint | None:
+    """The checkpoint the run produced, if any. Lists select_related("checkpoint") so that this
+    costs no query per run; otherwise it is one query, cached on the run."""
+    try:
+        return run.checkpoint
+    except Checkpoint.DoesNotExist:
+        return None
+
+
+def example_counts(examples: list[dict]) -> dict:
+    desirable = sum(1 for example in examples if example.get("desirable"))
+    return {"total": len(examples), "desirable": desirable, "undesirable": len(examples) - desirable}
 
 
 def eta_seconds(run: TrainingRun) -> float | None:

@@ -8,7 +8,7 @@ from feedback.api.errors import ServiceErrorsMixin
 from feedback.api.serializers import (
     ErrorSerializer, MemberInputSerializer, MembershipSerializer, ProjectSerializer, UserCreateSerializer,
 )
-from feedback.permissions import visible_projects
+from feedback.permissions import visible_projects, with_role
 from feedback.services import projects as project_services
 
 
@@ -20,7 +20,7 @@ class ProjectListView(ServiceErrorsMixin, generics.ListAPIView):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return visible_projects(self.request.user).order_by("pk")
+        return with_role(visible_projects(self.request.user), self.request.user).order_by("pk")
 
     @extend_schema(
         summary="Create a project (superusers)",

@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.text import slugify
 
 from feedback.models import Label, Project
+from feedback.services.errors import InvalidInput
 
 FORMATS = ("jsonl", "csv", "parquet")
 VIEWS = ("kto", "raw")
@@ -39,13 +40,11 @@ encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _FALSE = {"0", "false", "no", "off"}
 
 
-class ExportError(ValueError):
+class ExportError(InvalidInput):
     """A bad export parameter; the message names it and says what is accepted."""
 
     def __init__(self, message: str, *, field: str):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
 
 
 @dataclass(frozen=True)

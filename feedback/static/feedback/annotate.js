@@ -280,7 +280,7 @@
   }
 
   function showProgress(item) {
-    if (item && item.progress) setProgress(item.progress, item.round_number ?? item.round);
+    if (item && item.progress) setProgress(item.progress, item.round);
   }
 
   // When the queue is empty there is no item to carry progress: ask the stats endpoint.
@@ -330,7 +330,7 @@
     ui.empty.hidden = Boolean(item) || state.fetching || !state.exhausted;
     if (item && item.generation !== shownGeneration) {
       ui.itemId.textContent = String(item.generation);
-      ui.itemRound.textContent = String(item.round_number ?? item.round ?? "");
+      ui.itemRound.textContent = String(item.round ?? "");
       renderPrompt(item.prompt);
       ui.completion.textContent = item.completion === undefined ? "" : String(item.completion);
       ui.item.classList.remove("fresh");
