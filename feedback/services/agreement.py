@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, F, Q
 
 from feedback.models import Generation, Label, Project, Round
+from feedback.services.label_selectors import votes_per_generation
 
 # Gaps between an annotator's consecutive labels longer than this are breaks, not labelling time.
 BREAK_SECONDS = 600
@@ -52,14 +52,7 @@ def krippendorff_alpha_binary(items: Iterable[tuple[int, int]]) -> float | None:
 
 def _round_sums(project: Project) -> dict[int, tuple[int, int, int, float]]:
     """Per round number: (pairable items, pairable labels, desirable labels, disagreement)."""
-    items = (
-        Label.objects.filter(generation__round__project=project)
-        .values("generation_id")
-        .annotate(round_number=F("generation__round__number"), n=Count("id"), d=Count("id", filter=Q(desirable=True)))
-        .filter(n__gte=2)
-        .order_by()
-    )
-    inner, params = items.query.sql_with_params()
+    inner, params = votes_per_generation(project).filter(n__gte=2).query.sql_with_params()
     sql = (
         "SELECT round_number, COUNT(*), SUM(n), SUM(d), SUM(d * (n - d) * 1.0 / (n - 1)) "
         f"FROM ({inner}) AS items GROUP BY round_number"

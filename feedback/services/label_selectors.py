@@ -1,5 +1,5 @@
-"""Which labels a user may read."""
-from django.db.models import Q, QuerySet
+"""Which labels a user may read, and the labels of a project counted per generation."""
+from django.db.models import Count, F, Q, QuerySet
 
 from feedback.models import Label, Membership, Project
 from feedback.permissions import role_in
@@ -28,3 +28,19 @@ def visible_labels(user, project: Project | None = None) -> QuerySet[Label]:
             Q(annotator=user) | Q(generation__round__project__in=shared.values("project"))
         )
     return labels.order_by("-created_at", "-pk")
+
+
+def votes_per_generation(project: Project) -> QuerySet:
+    """One row per labelled generation of the project: generation_id, round_id, round_number,
+    n (labels) and d (desirable labels). Statistics and agreement aggregate over it in SQL."""
+    return (
+        Label.objects.filter(generation__round__project=project)
+        .values("generation_id")
+        .annotate(
+            round_id=F("generation__round_id"),
+            round_number=F("generation__round__number"),
+            n=Count("pk"),
+            d=Count("pk", filter=Q(desirable=True)),
+        )
+        .order_by()
+    )

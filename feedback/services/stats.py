@@ -1,11 +1,12 @@
 """Selectors for project statistics: counts per round, desirable rates, the caller's progress,
 and (for admins) per-annotator counts plus the agreement figures of services/agreement.py."""
 from django.db import connection
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Max, Q
 
 from feedback.models import Generation, Label, Project, Prompt
 
 from . import queue
+from .label_selectors import votes_per_generation
 from .agreement import agreement_summary  # admin-only: per-round alpha, per-annotator agreement
 
 
@@ -17,13 +18,7 @@ def _label_counts_per_round(project: Project) -> dict[int, tuple[int, int, int, 
     """Per round id: (labelled generations, complete generations, labels, desirable labels), from
     one GROUP BY generation wrapped in a GROUP BY round: a fixed number of queries however many
     rounds there are."""
-    per_generation = (
-        Label.objects.filter(generation__round__project=project)
-        .values("generation_id")
-        .annotate(round_id=F("generation__round_id"), n=Count("pk"), d=Count("pk", filter=Q(desirable=True)))
-        .order_by()
-    )
-    inner, params = per_generation.query.sql_with_params()
+    inner, params = votes_per_generation(project).query.sql_with_params()
     sql = (
         "SELECT round_id, COUNT(*), SUM(CASE WHEN n >= %s THEN 1 ELSE 0 END), SUM(n), SUM(d) "
         f"FROM ({inner}) AS items GROUP BY round_id"
