@@ -11,11 +11,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture(scope="session")
 def shared_tiny_model():
     """The offline demo model, built once where the app itself looks for it (base model "tiny")."""
-    from django.conf import settings
+    from trainer.services.storage import resolve_model
 
-    from trainer.kto import build_tiny_model
-
-    return build_tiny_model(settings.DATA_DIR / "models" / "tiny")
+    return Path(resolve_model("tiny"))
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from django.core.files import File
 from django.db import transaction
 
 from feedback.models import Generation, Membership, Project
+from trainer.services.storage import tiny_model_dir
 
 DEMO_PROJECT_NAME = "Demo"
 DEMO_ITEMS = Path(__file__).resolve().parent.parent / "demo" / "items.jsonl"
@@ -52,10 +53,6 @@ class ModelStatus:
 class ItemsStatus:
     loaded_now: int
     total: int
-
-
-def tiny_model_dir() -> Path:
-    return Path(settings.DATA_DIR) / "models" / "tiny"
 
 
 def ensure_tiny_model(path: Path | None = None) -> ModelStatus:

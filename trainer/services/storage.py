@@ -11,12 +11,17 @@ from django.conf import settings
 TINY_MODEL_ALIAS = "tiny"
 
 
+def tiny_model_dir() -> Path:
+    """Where the demo model is built: the one place the app, the quickstart and the tests use."""
+    return Path(settings.DATA_DIR) / "models" / "tiny"
+
+
 def resolve_model(name_or_path: str) -> str:
     """A model name as stored (hub name, directory, "tiny") -> what the engine can load here."""
     if name_or_path == TINY_MODEL_ALIAS:
         from trainer.kto import build_tiny_model  # the engine (torch) is imported by workers only
 
-        return str(build_tiny_model(Path(settings.DATA_DIR) / "models" / "tiny"))
+        return str(build_tiny_model(tiny_model_dir()))
     return name_or_path
 
 
